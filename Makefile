@@ -1,0 +1,46 @@
+# Two commands for a newcomer: `make demo` runs the default profile, `make test` runs every check.
+# Both create .venv on first use.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export MPLBACKEND := Agg
+# Two CPU threads per process match the development machines; override on bigger ones.
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: demo test bench readme check-sync lint-nbs clean-venv
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/steernb-run --profile mnist5k
+
+# README.md is nbs/index.ipynb rendered to markdown (tools/render_readme.py).
+readme: $(VENV)/.installed
+	$(PY) tools/render_readme.py nbs/index.ipynb README.md
+
+# nbdev_clean, nbdev_export and the README render must leave every file as it was.
+check-sync: $(VENV)/.installed
+	@before=$$(find nbs steernb README.md -type f -not -path '*/__pycache__/*' | sort | xargs sha256sum); \
+	$(BIN)/nbdev_clean >/dev/null && $(BIN)/nbdev_export && $(PY) tools/render_readme.py nbs/index.ipynb README.md; \
+	after=$$(find nbs steernb README.md -type f -not -path '*/__pycache__/*' | sort | xargs sha256sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "Notebooks are not clean or steernb/ and README.md are out of sync with them:"; \
+	  diff <(echo "$$before") <(echo "$$after"); \
+	  echo "Run 'make check-sync' and commit the changed files."; exit 1; \
+	fi; echo "notebooks clean, steernb/ and README.md in sync"
+
+test: $(VENV)/.installed check-sync
+	$(BIN)/nbdev_test --n_workers 1
+	$(BIN)/pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) bench/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)
