@@ -14,9 +14,14 @@ def render(nb: dict) -> str:
             continue
         if cell["cell_type"] != "code": continue
         code = "\n".join(l for l in lines if not l.startswith("#|")).strip()
-        if code: parts.append(f"```python\n{code}\n```")
+        echo = not any(l.replace(" ", "") == "#|echo:false" for l in lines)
+        if code and echo: parts.append(f"```python\n{code}\n```")
         for out in cell.get("outputs", []):
-            text = out.get("text") or out.get("data", {}).get("text/plain")
+            data = out.get("data", {})
+            if "text/markdown" in data:
+                parts.append("".join(data["text/markdown"]).strip())
+                continue
+            text = out.get("text") or data.get("text/plain")
             if text: parts.append("```\n" + "".join(text).rstrip() + "\n```")
     header = "<!-- Generated from nbs/index.ipynb by tools/render_readme.py; edit the notebook. -->"
     return header + "\n\n" + "\n\n".join(parts) + "\n"
