@@ -40,6 +40,7 @@ test: $(VENV)/.installed check-sync
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) bench/run_all.py
 
 clean-venv:
