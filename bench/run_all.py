@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "reports" / "bench.md"
-ORDER = ["transforms", "data", "generators", "steer", "generate", "train"]
+ORDER = ["transforms", "data", "generators", "gan", "steer", "generate", "train"]
 
 
 def machine() -> str:
