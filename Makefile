@@ -8,7 +8,7 @@ export MPLBACKEND := Agg
 # Two CPU threads per process match the development machines; override on bigger ones.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: demo test bench readme check-sync lint-nbs clean-venv
+.PHONY: demo test bench bench-e2e readme check-sync clean-venv
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ test: $(VENV)/.installed check-sync
 bench: $(VENV)/.installed
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(PY) bench/run_all.py
+
+# The default profile end to end from an empty cache, as on a fresh machine; rewrites reports/mnist5k.
+bench-e2e: $(VENV)/.installed
+	$(PY) bench/run_all.py end_to_end
 
 clean-venv:
 	rm -rf $(VENV)
