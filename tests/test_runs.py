@@ -208,6 +208,8 @@ def test_smoke_end_to_end(smoke):
     grids = sorted(p.name for p in (out / "grids").glob("*.png"))
     assert "data-generated-s0-samples.png" in grids
     assert "walks-s0-steer_zoom.png" in grids
+    assert "data-generated-s0-class_table.png" in grids
+    assert "walks-s0-achieved_alpha.png" in grids
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert not any((REPO / "nbs").rglob("metrics.json"))
 
