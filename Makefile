@@ -12,22 +12,23 @@ export OMP_NUM_THREADS ?= 2
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m pip install --quiet --quiet -c constraints.txt -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
 demo: $(VENV)/.installed
 	$(BIN)/steernb-run --profile mnist5k
 
-# README.md is nbs/index.ipynb rendered to markdown (tools/render_readme.py).
+# README.md is nbs/index.ipynb, executed so it shows the current reports/mnist5k table, then rendered to markdown.
 readme: $(VENV)/.installed
+	cd nbs && ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace index.ipynb
+	$(BIN)/nbdev_clean --fname nbs/index.ipynb
 	$(PY) tools/render_readme.py nbs/index.ipynb README.md
 
 # nbdev_clean, nbdev_export and the README render must leave every file as it was.
 check-sync: $(VENV)/.installed
 	@before=$$(find nbs steernb README.md -type f -not -path '*/__pycache__/*' | sort | xargs sha256sum); \
-	$(BIN)/nbdev_clean >/dev/null && $(BIN)/nbdev_export && $(PY) tools/render_readme.py nbs/index.ipynb README.md; \
+	$(BIN)/nbdev_clean >/dev/null && $(BIN)/nbdev_export && $(PY) tools/render_readme.py nbs/index.ipynb README.md || exit 1; \
 	after=$$(find nbs steernb README.md -type f -not -path '*/__pycache__/*' | sort | xargs sha256sum); \
 	if [ "$$before" != "$$after" ]; then \
 	  echo "Notebooks are not clean or steernb/ and README.md are out of sync with them:"; \
@@ -35,12 +36,14 @@ check-sync: $(VENV)/.installed
 	  echo "Run 'make check-sync' and commit the changed files."; exit 1; \
 	fi; echo "notebooks clean, steernb/ and README.md in sync"
 
+# Notebooks and tests use a throw-away cache, so they neither read nor fill the user's.
 test: $(VENV)/.installed check-sync
-	$(BIN)/nbdev_test --n_workers 1
+	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
+	STEERNB_CACHE=$$cache STEERNB_PROGRESS=0 $(BIN)/nbdev_test --n_workers 1 && \
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.installed
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	$(PY) -m pip install --quiet --quiet -c constraints.txt -e '.[bench]'
 	$(PY) bench/run_all.py
 
 # The default profile end to end from an empty cache, as on a fresh machine; rewrites reports/mnist5k.

@@ -277,3 +277,25 @@ def test_imagenet25_wiring_fake_data(tmp_path):
         metrics = train_condition(S, train_set, test_set, condition, 1, 2, 0, tmp_path / condition)
         assert metrics["epochs"] == 1
         assert 0 <= metrics["top1"] <= 100
+
+
+def test_imagenet25_missing_inputs_fail_before_running(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as info:
+        main(["--profile", "imagenet25", "--imagenet-root", str(tmp_path / "absent"), "--biggan-dir", str(tmp_path / "no-weights"),
+              "--out", str(out)])
+    message = str(info.value.code)
+    assert "nothing was run" in message
+    assert "--imagenet-root" in message
+    assert "n01440764" in message
+    assert "pytorch_model.bin" in message
+    assert "--biggan-dir" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--seeds", "-1"], ["--epochs", "abc"], ["--profile", "nope"]])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--profile", "smoke", *argv])
+    assert info.value.code == 2
+    assert "steernb-run: error:" in capsys.readouterr().err
