@@ -1,7 +1,7 @@
 """End to end: the default profile exactly as `make demo` runs it on a fresh machine, from an empty cache.
 
-It writes the default profile's results to reports/mnist5k (the folder `make demo` fills) and takes about
-20 minutes on 2 cores, so `make bench` leaves it out; `make bench-e2e` runs it.
+It writes the default profile's results to reports/mnist5k, the folder that `make demo` fills. It takes about
+20 minutes on 2 cores, so `make bench` leaves it out and `make bench-e2e` runs it.
 """
 from pathlib import Path
 
