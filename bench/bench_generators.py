@@ -15,7 +15,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from steernb.generators import random_biggan
 
-RESOLUTION, BATCH = 256, 2
+RESOLUTION, BATCH = 256, 4
 REPEATS = 3  # timed forward passes per variant, after one warm-up pass each
 
 
@@ -46,11 +46,11 @@ def _cpu_name() -> str:
 
 
 def run() -> str:
-    "Time BigGAN-deep-256 forward passes at batch 2, full versus trimmed last convolution; return markdown."
+    "Time BigGAN-deep-256 forward passes at batch BATCH, full versus trimmed last convolution; return markdown."
     start = time.perf_counter()
     G = random_biggan(RESOLUTION, seed=0)
     build = time.perf_counter() - start
-    z, y = G.sample_z(BATCH, seed=0), torch.tensor([0, 151])
+    z, y = G.sample_z(BATCH, seed=0), torch.tensor([0, 151, 300, 999])[:BATCH]
 
     with torch.no_grad():
         G.trim_rgb = False
