@@ -3,11 +3,13 @@
 In steernb's step (`steernb.steer.walk_losses`, then backward and Adam), one target pass of the
 frozen generator without autograd serves every transform. Targets are built for the whole batch at
 once on the generator's device, and the walk passes of all transforms run as one batch. The
-generator's parameters get no gradients, and BigGAN computes only the 3 RGB channels of its last
-convolution.
+generator's parameters get no gradients. BigGAN computes only the 3 RGB channels of its last
+convolution, stores its convolution weights channels-last, folds each conditional batch norm into
+one multiply-add, and keeps gradients channels-last through the residual shortcuts.
 
 The naive step does what the published steerability code does, for each transform in turn. It runs
-a target pass of the full float32 generator with autograd on: the parameters require gradients, so
+a target pass of the full float32 generator (for BigGAN, the package's own modules, unchanged) with
+autograd on: the parameters require gradients, so
 the pass records a graph. It builds the target on the CPU one image at a time. Its walk pass ends
 in a backward that also computes gradients for every generator parameter.
 
@@ -21,19 +23,20 @@ import statistics
 import time
 
 import torch
+from pytorch_pretrained_biggan.model import BigGANBatchNorm, GenBlock
 
 from steernb.gan import ConditionalGenerator, EmbeddedGenerator, gan_config
-from steernb.generators import random_biggan
+from steernb.generators import BigGANGenerator, LayoutGenBlock, RGBConv2d, TruncationBatchNorm, random_biggan
 from steernb.steer import (STREAM_TRAIN, init_walks, masked_mse, sample_alpha, stream_generator, walk_coef,
                            walk_losses)
 from steernb.transforms import TRANSFORM_NAMES, get_transform
 
-# (label, batch size, transforms, timed steps per variant). BigGAN-deep-256 takes tens of seconds per
-# step on a CPU, so it runs one timed step with two transforms to keep the benchmark near 2 minutes.
+# (label, batch size, transforms, timed steps per variant). A BigGAN-deep-256 step with all five
+# transforms takes 30 to 80 s on a 2-core CPU, so it gets two timed steps.
 CASES = [
     ("embedded GAN (mnist5k architecture)", 2, TRANSFORM_NAMES, 20),
     ("embedded GAN (mnist5k architecture)", 32, TRANSFORM_NAMES, 5),
-    ("BigGAN-deep-256 (random weights)", 2, ("shift_x", "color"), 1),
+    ("BigGAN-deep-256 (random weights)", 2, TRANSFORM_NAMES, 2),
 ]
 
 
@@ -87,10 +90,15 @@ def step_seconds(step, G, walks, opt, batch) -> float:
 
 
 def full_copy(G):
-    "Return a copy of `G` with trainable parameters and, for BigGAN, the full last convolution."
+    "Return a copy of `G` with trainable parameters and, for BigGAN, the package's own modules in the default layout."
     G_full = copy.deepcopy(G)
     for p in G_full.parameters(): p.requires_grad_(True)
-    if hasattr(G_full, "trim_rgb"): G_full.trim_rgb = False
+    if isinstance(G_full, BigGANGenerator):
+        G_full.trim_rgb = False
+        package = {TruncationBatchNorm: BigGANBatchNorm, LayoutGenBlock: GenBlock, RGBConv2d: torch.nn.Conv2d}
+        for module in G_full.model.modules():  # BigGANBatchNorm has the same statistics at truncation 1
+            module.__class__ = package.get(type(module), type(module))
+        G_full.model.to(memory_format=torch.contiguous_format)
     return G_full
 
 
@@ -100,6 +108,8 @@ def measure(G, batch_size, transforms, steps, warmup) -> dict:
     walks = {label: init_walks(G, transforms) for label in variants}
     opts = {label: torch.optim.Adam(walks[label].parameters(), lr=1e-3) for label in variants}
     seconds = {label: [] for label in variants}
+    for _, model in variants.values():  # one untimed forward pass each, so first-call set-up is not timed
+        with torch.no_grad(): model(G.sample_z(batch_size), torch.zeros(batch_size, dtype=torch.long))
     for batch in batches(G, transforms, batch_size, warmup + steps):
         for label, (step, model) in variants.items():
             seconds[label].append(step_seconds(step, model, walks[label], opts[label], batch))
@@ -115,7 +125,6 @@ def run() -> str:
     for label, batch_size, transforms, steps in CASES:
         if label.startswith("BigGAN"):
             G = random_biggan(256, seed=0)
-            with torch.no_grad(): G(G.sample_z(batch_size), torch.zeros(batch_size, dtype=torch.long))  # warm-up pass
             r = measure(G, batch_size, transforms, steps, warmup=0)
         else:
             r = measure(embedded_generator(), batch_size, transforms, steps, warmup=2)
@@ -128,14 +137,15 @@ def run() -> str:
         "One steer-learning step (linear walks, Adam) on the CPU, float32, "
         f"{torch.get_num_threads()} torch threads (`OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}`), "
         f"{platform.processor() or platform.machine()}. The naive step runs each transform in turn with an autograd "
-        "target pass of the full generator (parameters trainable, BigGAN's full last convolution), targets built on the "
+        "target pass of the full generator (parameters trainable; for BigGAN the package's unchanged modules), targets built on the "
         "CPU one image at a time, and a backward pass that also computes parameter gradients. steernb's step shares one "
         "target pass without autograd among all transforms, builds targets for the whole batch, runs all walk passes as "
-        "one batch through the frozen generator and, for BigGAN, computes only the RGB channels of the last convolution. "
+        "one batch through the frozen generator and, for BigGAN, computes only the RGB channels of the last convolution, "
+        "keeps convolution weights and gradients channels-last and folds each conditional batch norm into one multiply-add. "
         "Both train the same walks on the same batches; a steering sample is one (z, transform) pair. "
         "The two steps alternate on each batch, so a change in machine load hits both. The embedded GAN rows are "
-        "medians over the timed steps after 2 warm-up steps; the BigGAN row times one step of each after one warm-up "
-        "forward pass.",
+        "medians over the timed steps after 2 warm-up steps; the BigGAN row is the median of its timed steps after one "
+        "warm-up forward pass.",
         "",
         "| generator | batch | transforms | timed steps | naive s/step | steernb s/step | naive samples/s | steernb samples/s | speed-up |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -14,15 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from pytorch_pretrained_biggan import BigGAN, BigGANConfig
-from pytorch_pretrained_biggan.model import BigGANBatchNorm
+from pytorch_pretrained_biggan.model import BigGANBatchNorm, GenBlock
 
 from .core import atomic_write, cache_dir, torch_load, torch_save
 
 # %% auto #0
 __all__ = ['BIGGAN_MODELS', 'CONFIG_NAME', 'WEIGHTS_NAME', 'check_truncation', 'truncated_z', 'Generator', 'TruncationBatchNorm',
-           'RGBConv2d', 'adapt_biggan', 'build_biggan', 'biggan_config', 'BigGANGenerator', 'run_power_iterations',
-           'random_biggan', 'save_biggan_folder', 'load_state_strict', 'biggan_folders', 'find_biggan_folder',
-           'read_biggan_config', 'load_biggan', 'imagenet_wnids', 'imagenet_index']
+           'RGBConv2d', 'KeepChannels', 'LayoutGenBlock', 'adapt_biggan', 'build_biggan', 'biggan_config',
+           'BigGANGenerator', 'run_power_iterations', 'random_biggan', 'save_biggan_folder', 'load_state_strict',
+           'biggan_folders', 'find_biggan_folder', 'read_biggan_config', 'load_biggan', 'imagenet_wnids',
+           'imagenet_index']
 
 # %% ../nbs/03_generators.ipynb #b94978ef
 def check_truncation(truncation) -> float:
@@ -143,9 +144,10 @@ class TruncationBatchNorm(BigGANBatchNorm):
         mean, var = self.statistics(truncation)
         if not self.conditional:
             return F.batch_norm(x, mean, var, self.weight, self.bias, training=False, momentum=0.0, eps=self.eps)
-        weight = 1 + self.scale(condition_vector)[:, :, None, None]
-        bias = self.offset(condition_vector)[:, :, None, None]
-        return (x - mean[:, None, None]) / torch.sqrt(var[:, None, None] + self.eps) * weight + bias
+        # (x - mean) / sqrt(var + eps) * (1 + scale) + offset, folded into one multiply-add over x
+        gain = (1 + self.scale(condition_vector)) * torch.rsqrt(var + self.eps)  # (n, C)
+        shift = self.offset(condition_vector) - mean * gain  # (n, C)
+        return torch.addcmul(shift[:, :, None, None], x, gain[:, :, None, None])
 
 # %% ../nbs/03_generators.ipynb #d046bda5
 class RGBConv2d(nn.Conv2d):
@@ -157,11 +159,39 @@ class RGBConv2d(nn.Conv2d):
         if k is None: return super().forward(x)
         return self._conv_forward(x, self.weight[:k], None if self.bias is None else self.bias[:k])
 
+# %% ../nbs/03_generators.ipynb #8a8525c9
+class KeepChannels(torch.autograd.Function):
+    "`x[:, :k]`, with a gradient in the memory layout of `x`."
+    @staticmethod
+    def forward(ctx, x, k: int):
+        ctx.shape, ctx.layout = x.shape, (torch.channels_last if x.dim() == 4 and not x.is_contiguous()
+                                          and x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format)
+        return x[:, :k]
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = torch.empty(ctx.shape, dtype=grad.dtype, device=grad.device, memory_format=ctx.layout).zero_()
+        out[:, :grad.shape[1]] = grad
+        return out, None
+
+class LayoutGenBlock(GenBlock):
+    "BigGAN-deep's residual block, with a channel-dropping shortcut whose gradient keeps the activations' layout."
+    def forward(self, x, cond_vector, truncation):
+        h = self.conv_0(self.relu(self.bn_0(x, truncation, cond_vector)))
+        h = self.relu(self.bn_1(h, truncation, cond_vector))
+        if self.up_sample: h = F.interpolate(h, scale_factor=2, mode="nearest")
+        h = self.conv_2(self.relu(self.bn_2(self.conv_1(h), truncation, cond_vector)))
+        h = self.conv_3(self.relu(self.bn_3(h, truncation, cond_vector)))
+        if self.drop_channels: x = KeepChannels.apply(x, x.shape[1] // 2)
+        if self.up_sample: x = F.interpolate(x, scale_factor=2, mode="nearest")
+        return h + x
+
 # %% ../nbs/03_generators.ipynb #34839647
 def adapt_biggan(model: BigGAN) -> BigGAN:
-    "Switch a `BigGAN`'s batch norms to `TruncationBatchNorm` and its last convolution to `RGBConv2d`, in place."
+    "Switch a `BigGAN`'s batch norms, residual blocks and last convolution to steernb's subclasses, in place."
     for module in model.modules():
         if type(module) is BigGANBatchNorm: module.__class__ = TruncationBatchNorm
+        elif type(module) is GenBlock: module.__class__ = LayoutGenBlock
     if type(model.generator.conv_to_rgb) is nn.Conv2d: model.generator.conv_to_rgb.__class__ = RGBConv2d
     return model
 
@@ -196,7 +226,7 @@ class BigGANGenerator(Generator):
                  weights: str = "random",  # SHA-256 of the weights file, or a description of random weights
                  trim_rgb: bool = True,  # compute only the 3 RGB channels of the last convolution
                  amp: bool = False,  # run under bf16 autocast
-                 channels_last: bool = False,  # store convolution weights in channels-last order
+                 channels_last: bool = True,  # store convolution weights in channels-last (NHWC) order
                 ):
         c = model.config
         super().__init__(c.z_dim, c.num_classes, c.output_dim, generator_id,

@@ -217,13 +217,15 @@ def test_matches_package_on_truncation_grid(tiny):
 
 def test_amp_and_channels_last_on_cpu(tiny_folder, tiny):
     z = tiny.sample_z(2, seed=9)
-    reference = tiny(z, [3, 4])
+    plain = load_biggan(tiny_folder, channels_last=False)
+    assert plain.model.generator.conv_to_rgb.weight_orig.is_contiguous()
+    reference = plain(z, [3, 4])
     fast = load_biggan(tiny_folder, amp=True, channels_last=True)
     x = fast(z, [3, 4])
     assert x.dtype == torch.float32
     assert x.is_contiguous()
     torch.testing.assert_close(x, reference, atol=0.05, rtol=0)
-    nhwc = load_biggan(tiny_folder, channels_last=True)
+    nhwc = load_biggan(tiny_folder)  # channels-last is the default
     assert nhwc.model.generator.conv_to_rgb.weight_orig.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(nhwc(z, [3, 4]), reference, atol=1e-5, rtol=0)
 
