@@ -14,4 +14,4 @@ def run() -> str:
     "Return the markdown section of `steernb-run --profile mnist5k` from an empty cache."
     m = measure("mnist5k", out=ROOT / "reports" / "mnist5k")
     goal = "Goal: at most 20 minutes and under 4 GB of peak memory on a 2-core machine."
-    return section(m, "end-to-end: make demo (mnist5k)") + "\n" + goal + "\n"
+    return section([m], "end-to-end: make demo (mnist5k)") + "\n" + goal + "\n"

@@ -95,9 +95,9 @@ def full_copy(G):
     for p in G_full.parameters(): p.requires_grad_(True)
     if isinstance(G_full, BigGANGenerator):
         G_full.trim_rgb = False
-        package = {TruncationBatchNorm: BigGANBatchNorm, LayoutGenBlock: GenBlock, RGBConv2d: torch.nn.Conv2d}
+        package_class = {TruncationBatchNorm: BigGANBatchNorm, LayoutGenBlock: GenBlock, RGBConv2d: torch.nn.Conv2d}
         for module in G_full.model.modules():  # BigGANBatchNorm has the same statistics at truncation 1
-            module.__class__ = package.get(type(module), type(module))
+            module.__class__ = package_class.get(type(module), type(module))
         G_full.model.to(memory_format=torch.contiguous_format)
     return G_full
 

@@ -12,17 +12,89 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from .core import (append_jsonl, atomic_write, dist_rank, dist_world_size, init_distributed, load_json, progress,
                           read_jsonl, resolve_device, save_json, torch_load, torch_save)
 from .data import ImageSet, random_crop_flip, to_unit
 
 # %% auto #0
-__all__ = ['ARCH_PATTERN', 'MNIST5K_ARCH', 'AUGMENTS', 'parse_arch', 'build_model', 'TrainConfig', 'lr_at',
-           'random_resized_crop_flip', 'color_jitter', 'random_grayscale', 'center_crop', 'augment_batch', 'evaluate',
-           'data_fingerprint', 'check_resumable', 'NonFiniteLossError', 'epoch_generator', 'steps_per_epoch',
-           'status_line', 'train_classifier']
+__all__ = ['ARCH_PATTERN', 'MNIST5K_ARCH', 'AUGMENTS', 'BasicBlock', 'Bottleneck', 'ResNet', 'parse_arch', 'build_model',
+           'TrainConfig', 'lr_at', 'random_resized_crop_flip', 'color_jitter', 'random_grayscale', 'center_crop',
+           'augment_batch', 'evaluate', 'data_fingerprint', 'check_resumable', 'NonFiniteLossError', 'epoch_generator',
+           'steps_per_epoch', 'status_line', 'train_classifier']
+
+# %% ../nbs/07_train.ipynb #199ecd06
+class BasicBlock(nn.Module):
+    "Residual block of two 3 x 3 convolutions, each followed by batch norm."
+    expansion = 1
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(in_channels, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+class Bottleneck(nn.Module):
+    "Residual block of a 1 x 1 reduction, a 3 x 3 convolution that carries the stride, and a 1 x 1 expansion by 4."
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(in_channels, planes, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv2, self.bn2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes)
+        self.conv3, self.bn3 = nn.Conv2d(planes, planes * 4, 1, bias=False), nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+def _stage(block: type, in_channels: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    "Return `blocks` residual blocks; the first changes the stride and width, through a projected shortcut where needed."
+    out_channels = planes * block.expansion
+    downsample = None
+    if stride != 1 or in_channels != out_channels:
+        downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+    return nn.Sequential(block(in_channels, planes, stride, downsample), *[block(out_channels, planes) for _ in range(blocks - 1)])
+
+class ResNet(nn.Module):
+    "ResNet classifier: a stem, four stages that double the width and halve the resolution, global pooling, a linear layer."
+    def __init__(self,
+                 block: type,  # BasicBlock or Bottleneck
+                 layers: list[int],  # residual blocks in each of the four stages
+                 num_classes: int = 1000,  # number of output logits
+                 width: int = 64,  # channels of the stem and the first stage's `planes`
+                 stem: str = "imagenet",  # "imagenet" (7 x 7 stride 2 and max-pool), "cifar" (3 x 3 stride 1) or "s2" (3 x 3 stride 2)
+                ):
+        super().__init__()
+        if stem == "imagenet": self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        else: self.conv1 = nn.Conv2d(3, width, 3, 1 if stem == "cifar" else 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
+        channels = width
+        for i, blocks in enumerate(layers):
+            setattr(self, f"layer{i + 1}", _stage(block, channels, width * 2**i, blocks, stride=1 if i == 0 else 2))
+            channels = width * 2**i * block.expansion
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        for m in self.modules():  # torchvision's initialisation; the linear layer keeps PyTorch's default
+            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 # %% ../nbs/07_train.ipynb #46918343
 ARCH_PATTERN = re.compile(r"^resnet(10|18|34|50|101|152)(?:_(imagenet|cifar|s2))?(?:_w(\d+))?$")
@@ -40,30 +112,14 @@ def parse_arch(arch: str, image_size: int = 224) -> tuple[int, str, int]:
     return depth, stem or ("cifar" if image_size <= 64 else "imagenet"), width
 
 # %% ../nbs/07_train.ipynb #5ce7e303
-def _init_like_torchvision(module: nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
-
 def build_model(arch: str = "resnet50",  # resnet<depth>[_imagenet|_cifar|_s2][_w<width>]
                 num_classes: int = 1000,  # number of output logits
                 image_size: int = 224,  # input side in pixels; <= 64 picks the 3 x 3 stride-1 stem by default
                ) -> ResNet:
-    "Build a randomly initialised torchvision ResNet for `num_classes` classes."
+    "Build a randomly initialised ResNet for `num_classes` classes."
     depth, stem, width = parse_arch(arch, image_size)
     block, layers = _BLOCKS[depth]
-    model = ResNet(block, layers, num_classes=num_classes)
-    if width != 64:
-        model.inplanes = width
-        model.conv1, model.bn1 = nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width)
-        for i, n in enumerate(layers):
-            setattr(model, f"layer{i + 1}", model._make_layer(block, width * 2**i, n, stride=1 if i == 0 else 2))
-        model.fc = nn.Linear(width * 8 * block.expansion, num_classes)
-    if stem != "imagenet":
-        model.conv1 = nn.Conv2d(3, width, 3, 1 if stem == "cifar" else 2, 1, bias=False)
-        model.maxpool = nn.Identity()
-    if width != 64 or stem != "imagenet": _init_like_torchvision(model)
-    return model
+    return ResNet(block, layers, num_classes, width, stem)
 
 # %% ../nbs/07_train.ipynb #7f42c917
 MNIST5K_ARCH = "resnet10_s2_w16"  # the classifier of the default profile (32 px digits, CPU)

@@ -114,10 +114,11 @@ def fixture_templates(tmp_path):
     return folder
 
 
-def test_runner_failures_and_restart(tmp_path, fixture_templates, capsys):
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_runner_failures_and_restart(tmp_path, fixture_templates, capsys, jobs):
     out = tmp_path / "out"
     argv = ["--profile", "smoke", "--epochs", "1", "--conditions", "original", "generated", "original+unsteered",
-            "--out", str(out), "--templates", str(fixture_templates)]
+            "--out", str(out), "--templates", str(fixture_templates), "--jobs", jobs]
     assert main(argv) == 1
     runs = out / "runs"
     status = {p.name: load_json(p / "metrics.json")["status"] for p in runs.iterdir()}
@@ -145,7 +146,7 @@ def test_runner_failures_and_restart(tmp_path, fixture_templates, capsys):
 
 def test_cli_rejects_bad_options(tmp_path, capsys):
     for argv, message in ((["--epochs", "0", "5"], "--epochs 0 5 is invalid"), (["--set", "LR=1"], "GLOB:NAME=VALUE"),
-                          (["--profile", "huge"], "invalid choice: 'huge'")):
+                          (["--profile", "huge"], "invalid choice: 'huge'"), (["--jobs", "0"], "jobs=0 is invalid")):
         with pytest.raises(SystemExit) as info: main([*argv, "--out", str(tmp_path)])
         assert info.value.code == 2
         assert message in capsys.readouterr().err
@@ -173,7 +174,7 @@ def steernb_run(*args, env):
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp("smoke")
     env = {**os.environ, "STEERNB_CACHE": str(root / "cache"), "STEERNB_PROGRESS": "0", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    result = steernb_run("--profile", "smoke", "--out", str(root / "out"), env=env)
+    result = steernb_run("--profile", "smoke", "--out", str(root / "out"), "--jobs", "2", env=env)
     return root, env, result
 
 
