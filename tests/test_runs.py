@@ -1,5 +1,5 @@
 """steernb-run and the papermill templates: the smoke profile end to end, restarts, failures and parameter checks."""
-import ast, json, os, subprocess, sys
+import ast, json, os, signal, subprocess, sys, time
 from pathlib import Path
 
 import nbformat
@@ -302,3 +302,32 @@ def test_usage_errors_exit_2(argv, capsys):
         main(["--profile", "smoke", *argv])
     assert info.value.code == 2
     assert "steernb-run: error:" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_running_steps(tmp_path):
+    # Each kernel runs in its own session, so SIGINT reaches only the runner, which must pass it on.
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    fixture_template(folder, "train", TEMPLATE_PARAMS["train"],
+                     "import pathlib, time\npathlib.Path(RUN_DIR, 'started').touch()\ntime.sleep(120)")
+    out = tmp_path / "out"
+    exe = Path(sys.executable).with_name("steernb-run")
+    runner = subprocess.Popen([str(exe), "--profile", "smoke", "--epochs", "1", "--conditions", "original", "original+transform",
+                               "--out", str(out), "--templates", str(folder), "--jobs", "2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "STEERNB_PROGRESS": "0"})
+    started = [out / "runs" / f"train-{c}-e1-s0" / "started" for c in ("original", "original+transform")]
+    deadline = time.monotonic() + 90
+    while not all(p.exists() for p in started):
+        assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()[0]
+        time.sleep(0.5)
+    interrupted = time.monotonic()
+    runner.send_signal(signal.SIGINT)
+    printed, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 130, printed
+    assert time.monotonic() - interrupted < 30, "the runner waited for the sleeping cells instead of interrupting them"
+    assert "interrupted: stopping" in printed
+    for c in ("original", "original+transform"):
+        metrics = load_json(out / "runs" / f"train-{c}-e1-s0" / "metrics.json")
+        assert metrics["status"] == "failed"
+        assert "KeyboardInterrupt" in metrics["error"]
+    assert not (out / "runs" / "report").exists()
