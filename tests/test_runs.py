@@ -314,7 +314,9 @@ def test_ctrl_c_stops_running_steps(tmp_path):
     exe = Path(sys.executable).with_name("steernb-run")
     runner = subprocess.Popen([str(exe), "--profile", "smoke", "--epochs", "1", "--conditions", "original", "original+transform",
                                "--out", str(out), "--templates", str(folder), "--jobs", "2"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "STEERNB_PROGRESS": "0"})
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "STEERNB_PROGRESS": "0"},
+                              # a shell ignores SIGINT in its background jobs and their children inherit that; a terminal user's runner does not
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started = [out / "runs" / f"train-{c}-e1-s0" / "started" for c in ("original", "original+transform")]
     deadline = time.monotonic() + 90
     while not all(p.exists() for p in started):
