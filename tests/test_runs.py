@@ -146,7 +146,7 @@ def test_runner_failures_and_restart(tmp_path, fixture_templates, capsys, jobs):
 
 def test_cli_rejects_bad_options(tmp_path, capsys):
     for argv, message in ((["--epochs", "0", "5"], "--epochs 0 5 is invalid"), (["--set", "LR=1"], "GLOB:NAME=VALUE"),
-                          (["--profile", "huge"], "invalid choice: 'huge'"), (["--jobs", "0"], "jobs=0 is invalid")):
+                          (["--profile", "huge"], "invalid choice: 'huge'"), (["--jobs", "0"], "--jobs 0 is invalid")):
         with pytest.raises(SystemExit) as info: main([*argv, "--out", str(tmp_path)])
         assert info.value.code == 2
         assert message in capsys.readouterr().err
@@ -304,7 +304,8 @@ def test_usage_errors_exit_2(argv, capsys):
     assert "steernb-run: error:" in capsys.readouterr().err
 
 
-def test_ctrl_c_stops_running_steps(tmp_path):
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_running_steps(tmp_path, signum, status):
     # Each kernel runs in its own session, so SIGINT reaches only the runner, which must pass it on.
     folder = tmp_path / "templates"
     folder.mkdir()
@@ -323,9 +324,9 @@ def test_ctrl_c_stops_running_steps(tmp_path):
         assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()[0]
         time.sleep(0.5)
     interrupted = time.monotonic()
-    runner.send_signal(signal.SIGINT)
+    runner.send_signal(signum)
     printed, _ = runner.communicate(timeout=60)
-    assert runner.returncode == 130, printed
+    assert runner.returncode == status, printed
     assert time.monotonic() - interrupted < 30, "the runner waited for the sleeping cells instead of interrupting them"
     assert "interrupted: stopping" in printed
     for c in ("original", "original+transform"):
