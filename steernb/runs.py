@@ -352,7 +352,7 @@ class Step:
     run_id: str
     template: str
     params: dict
-    needs: list = field(default_factory=list)  # run ids whose output this step reads; if one fails, this step is marked failed unrun
+    needs: list = field(default_factory=list)  # run ids whose output this step reads. If one fails, this step is marked failed without running.
     after: list = field(default_factory=list)  # run ids that must finish first, whether they succeed or fail
 
 def plan_steps(profile: str, epochs: list[int], seeds: list[int], conditions: list[str], schedule: str = "one",
@@ -515,7 +515,7 @@ def check_jobs(jobs) -> int:
 
 def run_experiment(steps: list[Step], profile_dir: str | Path, templates: str | Path | None = None,
                    command: str = "", profile: str = "",
-                   jobs: int = 1,  # steps run at once; each kernel then gets cores // jobs CPU threads
+                   jobs: int = 1,  # steps run at once. Each kernel then gets cores // jobs CPU threads.
                    ) -> int:
     "Execute `steps` under `profile_dir`, skipping completed runs, and return the number of failed steps."
     jobs = check_jobs(jobs)
@@ -561,8 +561,8 @@ def run_experiment(steps: list[Step], profile_dir: str | Path, templates: str | 
             print(f"interrupted: stopping {', '.join(s.run_id for s, _ in running.values()) or 'nothing'}; "
                   "finished steps are kept and the same command resumes", flush=True)
             interrupt_kernels()
-            # A kernel that gets SIGINT between two cells stays idle and papermill keeps waiting for it, so
-            # kernels still running after a grace period are killed; papermill then reports a dead kernel.
+            # A kernel that gets SIGINT between two cells stays idle while papermill waits for it. Kernels still
+            # running after a grace period are therefore killed, and papermill then reports a dead kernel.
             if wait(running, timeout=10)[1]: interrupt_kernels(kill=True)
             raise
     return len(failed)

@@ -321,7 +321,8 @@ def test_ctrl_c_stops_running_steps(tmp_path, signum, status):
     started = [out / "runs" / f"train-{c}-e1-s0" / "started" for c in ("original", "original+transform")]
     deadline = time.monotonic() + 90
     while not all(p.exists() for p in started):
-        assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()[0]
+        assert runner.poll() is None, runner.communicate()[0]
+        assert time.monotonic() < deadline, "the steps did not start within 90 s"
         time.sleep(0.5)
     interrupted = time.monotonic()
     runner.send_signal(signum)
